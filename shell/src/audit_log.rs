@@ -1,0 +1,125 @@
+//! The append-only audit log: one line per publish, share and delete.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use passim_core::audit::{self, AuditLine};
+
+/// The open audit log.
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl AuditLog {
+    /// Opens (creating with mode 0600) the log for appending.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .with_context(|| format!("opening audit log {}", path.display()))?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// Appends one line. One `write` call per line, so lines from one process never interleave.
+    pub fn append(&mut self, line: &AuditLine) -> Result<()> {
+        let mut text = line.format();
+        text.push('\n');
+        self.file
+            .write_all(text.as_bytes())
+            .with_context(|| format!("writing audit log {}", self.path.display()))
+    }
+}
+
+/// Bytes served to others according to the log's `SHARE` lines; 0 if there is no log yet.
+///
+/// Reads line by line: the log grows forever and must not be held in memory.
+pub fn read_download_saving(path: &Path) -> Result<u64> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("reading audit log {}", path.display())),
+    };
+    let mut total = 0u64;
+    let mut reader = BufReader::new(file);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        // A line that is not UTF-8 cannot be ours; skip it like any other unparsable line.
+        if let Ok(line) = std::str::from_utf8(&buf) {
+            total = total.saturating_add(audit::download_saving(std::iter::once(line)));
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passim_core::audit::AuditEvent;
+    use passim_core::{Sha256, Timestamp};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn appends_lines_and_sums_shares() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log/passim/audit.log");
+        assert_eq!(read_download_saving(&path).unwrap(), 0);
+        let hash = Sha256::from_bytes([1; 32]);
+        let share = |size| AuditLine {
+            time: Timestamp::from_micros(1_700_000_000_123_456),
+            event: AuditEvent::Share {
+                hash,
+                basename: "a,b".into(),
+                size,
+                ipaddr: "10.0.0.2".into(),
+            },
+        };
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append(&share(26)).unwrap();
+        log.append(&AuditLine {
+            time: Timestamp::ZERO,
+            event: AuditEvent::Delete {
+                hash,
+                basename: "a,b".into(),
+            },
+        })
+        .unwrap();
+        drop(log);
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append(&share(100)).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"garbage line\n\xff\xfe\n")
+            .unwrap();
+
+        assert_eq!(read_download_saving(&path).unwrap(), 126);
+        let text = std::fs::read(&path).unwrap();
+        let first = String::from_utf8_lossy(&text)
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(first.contains(" SHARE hash="), "{first}");
+        assert!(first.contains("basename=a\\,b"), "{first}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
