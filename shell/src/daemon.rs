@@ -149,6 +149,8 @@ pub struct Running {
     pub local_addrs: Vec<SocketAddr>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    effects: tokio::task::JoinHandle<()>,
+    effects_done: CancellationToken,
 }
 
 impl Running {
@@ -158,6 +160,10 @@ impl Running {
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        // Only now can no more outputs arrive: the last shares' audit lines are written
+        // before the effects task stops.
+        self.effects_done.cancel();
+        let _ = self.effects.await;
     }
 
     /// A token that is cancelled when the daemon stops.
@@ -253,7 +259,13 @@ pub async fn start(options: Options) -> Result<Running> {
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    tasks.spawn(effects_task(daemon.clone(), audit, effects_rx));
+    let effects_done = CancellationToken::new();
+    let effects = tokio::spawn(effects_task(
+        daemon.clone(),
+        audit,
+        effects_rx,
+        effects_done.clone(),
+    ));
     tasks.spawn(timer_task(daemon.clone(), shutdown.clone()));
     tasks.spawn(static_task(daemon.clone(), shutdown.clone()));
     for listener in listeners {
@@ -270,6 +282,8 @@ pub async fn start(options: Options) -> Result<Running> {
         local_addrs,
         shutdown,
         tasks,
+        effects,
+        effects_done,
     })
 }
 
@@ -462,14 +476,22 @@ impl Daemon {
     }
 }
 
-/// Carries out the core's outputs one at a time, in order.
+/// Carries out the core's outputs one at a time, in order, until `done` is cancelled and the
+/// queue is empty.
 async fn effects_task(
     daemon: Arc<Daemon>,
     audit: AuditLog,
     mut rx: mpsc::UnboundedReceiver<Output>,
+    done: CancellationToken,
 ) {
     let audit = Arc::new(Mutex::new(audit));
-    while let Some(output) = rx.recv().await {
+    loop {
+        let output = tokio::select! {
+            biased;
+            output = rx.recv() => output,
+            () = done.cancelled() => rx.try_recv().ok(),
+        };
+        let Some(output) = output else { return };
         match output {
             Output::RemoveFile { hash, basename } => {
                 let store = daemon.store.clone();

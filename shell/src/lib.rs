@@ -4,6 +4,7 @@
 //! holds policy. `daemon` wires them together into `passimd`.
 
 pub mod audit_log;
+pub mod client;
 pub mod daemon;
 pub mod http;
 pub mod paths;
