@@ -8,6 +8,8 @@
 pub mod audit;
 mod basename;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 mod hash;
 pub mod index;
 mod item;
