@@ -128,7 +128,7 @@ impl std::error::Error for PublishFailure {}
 /// The running daemon's shared state.
 pub struct Daemon {
     core: Mutex<Passim>,
-    effects: mpsc::UnboundedSender<Output>,
+    effects: mpsc::UnboundedSender<Effect>,
     timer: Notify,
     rescan: Notify,
     events: broadcast::Sender<Event>,
@@ -149,8 +149,7 @@ pub struct Running {
     pub local_addrs: Vec<SocketAddr>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    effects: tokio::task::JoinHandle<()>,
-    effects_done: CancellationToken,
+    effects: std::thread::JoinHandle<()>,
 }
 
 impl Running {
@@ -161,9 +160,10 @@ impl Running {
         self.tasks.close();
         self.tasks.wait().await;
         // Only now can no more outputs arrive: the last shares' audit lines are written
-        // before the effects task stops.
-        self.effects_done.cancel();
-        let _ = self.effects.await;
+        // before the effects thread stops.
+        let _ = self.daemon.effects.send(Effect::Stop);
+        let effects = self.effects;
+        let _ = tokio::task::spawn_blocking(move || effects.join()).await;
     }
 
     /// A token that is cancelled when the daemon stops.
@@ -259,13 +259,13 @@ pub async fn start(options: Options) -> Result<Running> {
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let effects_done = CancellationToken::new();
-    let effects = tokio::spawn(effects_task(
-        daemon.clone(),
-        audit,
-        effects_rx,
-        effects_done.clone(),
-    ));
+    let effects = {
+        let daemon = daemon.clone();
+        std::thread::Builder::new()
+            .name("passim-effects".into())
+            .spawn(move || effects_thread(&daemon, audit, effects_rx))
+            .context("starting the effects thread")?
+    };
     tasks.spawn(timer_task(daemon.clone(), shutdown.clone()));
     tasks.spawn(static_task(daemon.clone(), shutdown.clone()));
     for listener in listeners {
@@ -283,7 +283,6 @@ pub async fn start(options: Options) -> Result<Running> {
         shutdown,
         tasks,
         effects,
-        effects_done,
     })
 }
 
@@ -306,7 +305,7 @@ impl Daemon {
     fn flush_outputs(&self, core: &mut Passim) {
         while let Some(output) = core.poll_output() {
             // The receiver lives as long as the daemon; after shutdown there is nothing to do.
-            let _ = self.effects.send(output);
+            let _ = self.effects.send(Effect::Output(output));
         }
         self.timer.notify_one();
     }
@@ -388,8 +387,15 @@ impl Daemon {
         let committed = tokio::task::spawn_blocking(move || store.commit(pending, &stored)).await;
         match committed {
             Ok(Ok(path)) => {
-                tracing::info!(hash = %item.hash, basename = %item.basename, size = item.size, path = %path.display(), "published");
+                tracing::info!(
+                    hash = %item.hash,
+                    basename = %item.basename,
+                    size = item.size,
+                    path = %path.display(),
+                    "published"
+                );
                 self.with_core(|core, now| core.finish_publish(item.clone(), now));
+                self.settle().await;
                 Ok(item)
             }
             Ok(Err(e)) => {
@@ -406,8 +412,21 @@ impl Daemon {
     }
 
     /// Removes an item.
-    pub fn unpublish(&self, hash: &Sha256) -> Result<(), NotFound> {
-        self.with_core(|core, now| core.handle_unpublish(hash, now))
+    ///
+    /// Returns once the file is deleted and the deletion logged, so a crash after the reply
+    /// cannot bring the item back.
+    pub async fn unpublish(&self, hash: &Sha256) -> Result<(), NotFound> {
+        self.with_core(|core, now| core.handle_unpublish(hash, now))?;
+        self.settle().await;
+        Ok(())
+    }
+
+    /// Waits until every output queued so far has been carried out.
+    pub async fn settle(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.effects.send(Effect::Barrier(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Every item, as of now.
@@ -476,43 +495,38 @@ impl Daemon {
     }
 }
 
-/// Carries out the core's outputs one at a time, in order, until `done` is cancelled and the
-/// queue is empty.
-async fn effects_task(
-    daemon: Arc<Daemon>,
-    audit: AuditLog,
-    mut rx: mpsc::UnboundedReceiver<Output>,
-    done: CancellationToken,
-) {
-    let audit = Arc::new(Mutex::new(audit));
-    loop {
-        let output = tokio::select! {
-            biased;
-            output = rx.recv() => output,
-            () = done.cancelled() => rx.try_recv().ok(),
-        };
-        let Some(output) = output else { return };
-        match output {
-            Output::RemoveFile { hash, basename } => {
-                let store = daemon.store.clone();
-                let removed =
-                    tokio::task::spawn_blocking(move || store.remove(&hash, &basename)).await;
-                match removed {
-                    Ok(Ok(())) => tracing::info!(%hash, "deleted item"),
-                    Ok(Err(e)) => tracing::warn!(%hash, error = %e, "cannot delete item"),
-                    Err(e) => tracing::warn!(%hash, error = %e, "cannot delete item"),
-                }
+/// What the effects thread is sent.
+enum Effect {
+    /// Carry out a core output.
+    Output(Output),
+    /// Answer once everything sent before is done.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+    /// Everything is sent: stop.
+    Stop,
+}
+
+/// Carries out the core's outputs one at a time, in order.
+///
+/// Every output is a short blocking call (an unlink, an append, a setxattr, a message to the
+/// discovery or D-Bus side), so they run on a thread of their own rather than through a
+/// `spawn_blocking` round trip each: one audit line per download must not cost a thread hop.
+fn effects_thread(daemon: &Daemon, mut audit: AuditLog, mut rx: mpsc::UnboundedReceiver<Effect>) {
+    while let Some(effect) = rx.blocking_recv() {
+        let output = match effect {
+            Effect::Output(output) => output,
+            Effect::Barrier(done) => {
+                let _ = done.send(());
+                continue;
             }
+            Effect::Stop => return,
+        };
+        match output {
+            Output::RemoveFile { hash, basename } => match daemon.store.remove(&hash, &basename) {
+                Ok(()) => tracing::info!(%hash, %basename, "deleted item"),
+                Err(e) => tracing::warn!(%hash, error = %e, "cannot delete item"),
+            },
             Output::Audit(line) => {
-                let audit = audit.clone();
-                let written = tokio::task::spawn_blocking(move || {
-                    audit
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .append(&line)
-                })
-                .await;
-                if let Ok(Err(e)) = written {
+                if let Err(e) = audit.append(&line) {
                     tracing::warn!(error = %format!("{e:#}"), "cannot write audit log");
                 }
             }
@@ -521,12 +535,10 @@ async fn effects_task(
                 basename,
                 share_count,
             } => {
-                let store = daemon.store.clone();
-                let stored = tokio::task::spawn_blocking(move || {
-                    store.store_share_count(&hash, &basename, share_count)
-                })
-                .await;
-                if let Ok(Err(e)) = stored {
+                if let Err(e) = daemon
+                    .store
+                    .store_share_count(&hash, &basename, share_count)
+                {
                     tracing::warn!(%hash, error = %e, "cannot store share-count");
                 }
             }
