@@ -6,6 +6,7 @@
 pub mod audit_log;
 pub mod client;
 pub mod daemon;
+pub mod dbus;
 pub mod http;
 pub mod paths;
 pub mod rate;
