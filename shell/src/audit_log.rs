@@ -12,6 +12,8 @@ use passim_core::audit::{self, AuditLine};
 pub struct AuditLog {
     path: PathBuf,
     file: File,
+    /// Lines appended but not yet written: under load many lines go out in one `write`.
+    pending: Vec<u8>,
 }
 
 impl AuditLog {
@@ -30,16 +32,30 @@ impl AuditLog {
         Ok(Self {
             path: path.to_owned(),
             file,
+            pending: Vec::new(),
         })
     }
 
-    /// Appends one line. One `write` call per line, so lines from one process never interleave.
+    /// Queues one line; it reaches the file at the next [`AuditLog::flush`], or at once when
+    /// 64 KiB are queued.
     pub fn append(&mut self, line: &AuditLine) -> Result<()> {
-        let mut text = line.format();
-        text.push('\n');
-        self.file
-            .write_all(text.as_bytes())
-            .with_context(|| format!("writing audit log {}", self.path.display()))
+        self.pending.extend_from_slice(line.format().as_bytes());
+        self.pending.push(b'\n');
+        if self.pending.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the queued lines in one `write` (whole lines only, so a reader never sees half
+    /// of one from us).
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.write_all(&self.pending);
+        self.pending.clear();
+        written.with_context(|| format!("writing audit log {}", self.path.display()))
     }
 }
 
@@ -100,9 +116,16 @@ mod tests {
             },
         })
         .unwrap();
+        log.flush().unwrap();
         drop(log);
         let mut log = AuditLog::open(&path).unwrap();
         log.append(&share(100)).unwrap();
+        assert_eq!(
+            read_download_saving(&path).unwrap(),
+            26,
+            "not written before flush"
+        );
+        log.flush().unwrap();
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)

@@ -511,14 +511,23 @@ enum Effect {
 /// discovery or D-Bus side), so they run on a thread of their own rather than through a
 /// `spawn_blocking` round trip each: one audit line per download must not cost a thread hop.
 fn effects_thread(daemon: &Daemon, mut audit: AuditLog, mut rx: mpsc::UnboundedReceiver<Effect>) {
+    let flush = |audit: &mut AuditLog| {
+        if let Err(e) = audit.flush() {
+            tracing::warn!(error = %format!("{e:#}"), "cannot write audit log");
+        }
+    };
     while let Some(effect) = rx.blocking_recv() {
         let output = match effect {
             Effect::Output(output) => output,
             Effect::Barrier(done) => {
+                flush(&mut audit);
                 let _ = done.send(());
                 continue;
             }
-            Effect::Stop => return,
+            Effect::Stop => {
+                flush(&mut audit);
+                return;
+            }
         };
         match output {
             Output::RemoveFile { hash, basename } => match daemon.store.remove(&hash, &basename) {
@@ -557,6 +566,11 @@ fn effects_thread(daemon: &Daemon, mut audit: AuditLog, mut rx: mpsc::UnboundedR
                 tracing::info!(status = status.describe(), "status changed");
                 let _ = daemon.events.send(Event::StatusChanged(status));
             }
+        }
+        // Audit lines wait only while more work is queued: a burst of downloads costs one
+        // write, a lone download is logged at once.
+        if rx.is_empty() {
+            flush(&mut audit);
         }
     }
 }

@@ -587,3 +587,67 @@ async fn lan_peers_get_items_but_not_the_index_and_wait_out_the_cooldown() {
     let audit = std::fs::read_to_string(root.join("var/log/passim/audit.log")).unwrap();
     assert!(audit.contains("ipaddr=10.77.0.1"), "{audit}");
 }
+
+/// A TLS connection to passimd that sends nothing of its own.
+async fn raw_tls(
+    port: u16,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let config = passim_shell::tls::insecure_client_config().unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
+#[tokio::test]
+async fn connections_are_bounded_and_huge_headers_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = Passimd::start(dir.path(), "MaxConnections=2").await;
+
+    // Two connections hold both slots; a third is closed without a handshake.
+    let a = raw_tls(d.port).await.expect("first connection");
+    let b = raw_tls(d.port).await.expect("second connection");
+    assert!(
+        raw_tls(d.port).await.is_err(),
+        "a third connection is refused"
+    );
+    drop((a, b));
+    eventually("a slot to free up", async || {
+        get(&d.url("/")).await.status == 200
+    })
+    .await;
+
+    // A request head larger than the server takes is answered 431 and does not grow memory.
+    let mut tls = raw_tls(d.port).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let _ = tls.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_silent_client_is_disconnected() {
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = Passimd::start(dir.path(), "").await;
+    // Handshake done, then nothing: the server must not keep the slot forever.
+    let mut tls = raw_tls(d.port).await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(30), tls.read(&mut buf)).await;
+    assert!(read.is_ok(), "still connected after 30 s of silence");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "cut too early: {:?}",
+        started.elapsed()
+    );
+}
