@@ -43,3 +43,13 @@ fn config_inputs() {
 fn audit_inputs() {
     replay("audit", passim_core::fuzz::audit);
 }
+
+#[test]
+fn attrs_inputs() {
+    replay("attrs", passim_core::fuzz::attrs);
+}
+
+#[test]
+fn machine_inputs() {
+    replay("machine", passim_core::fuzz::machine);
+}

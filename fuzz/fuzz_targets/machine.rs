@@ -1,0 +1,4 @@
+//! Fuzz target: see `passim_core::fuzz::machine` for what must hold.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| passim_core::fuzz::machine(data));
