@@ -53,8 +53,16 @@ impl AuditLog {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let end = self.file.metadata().map(|m| m.len());
         let written = self.file.write_all(&self.pending);
         self.pending.clear();
+        if written.is_err() {
+            // A full disk can take part of the batch: cut it back to the last whole line, or
+            // the next line would be glued to half of one and both would be lost to readers.
+            if let Ok(end) = end {
+                let _ = self.file.set_len(end);
+            }
+        }
         written.with_context(|| format!("writing audit log {}", self.path.display()))
     }
 }

@@ -376,6 +376,9 @@ impl Daemon {
                 IngestError::Io(e) => {
                     PublishFailure::Io(anyhow::Error::new(e).context("reading the file"))
                 }
+                IngestError::Store(e) => PublishFailure::Io(
+                    anyhow::Error::new(e).context("storing the file in the data directory"),
+                ),
             })?;
 
         let item = self

@@ -116,15 +116,19 @@ pub enum IngestError {
         /// The limit that was exceeded.
         max_size: u64,
     },
-    /// Reading the source or writing the temporary file failed.
+    /// Reading the source failed.
     Io(io::Error),
+    /// Writing the temporary file in the data directory failed (disk full, no inodes, …): the
+    /// daemon's problem, not the caller's file's.
+    Store(io::Error),
 }
 
 impl fmt::Display for IngestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooLarge { max_size } => write!(f, "size limit is {max_size} bytes"),
-            Self::Io(e) => write!(f, "cannot store the file: {e}"),
+            Self::Io(e) => write!(f, "cannot read the file: {e}"),
+            Self::Store(e) => write!(f, "cannot store the file: {e}"),
         }
     }
 }
@@ -133,7 +137,7 @@ impl std::error::Error for IngestError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::TooLarge { .. } => None,
-            Self::Io(e) => Some(e),
+            Self::Io(e) | Self::Store(e) => Some(e),
         }
     }
 }
@@ -266,7 +270,7 @@ impl Store {
     /// Stops as soon as more than `max_size` bytes arrive. On any error the temporary file is
     /// removed.
     pub fn ingest(&self, mut reader: impl Read, max_size: u64) -> Result<Pending, IngestError> {
-        let mut pending = self.create_temp()?;
+        let mut pending = self.create_temp().map_err(IngestError::Store)?;
         let mut hasher = sha2::Sha256::new();
         let mut buf = vec![0u8; IO_BUFFER];
 
@@ -282,7 +286,10 @@ impl Store {
                 return Err(IngestError::TooLarge { max_size });
             }
             hasher.update(&buf[..n]);
-            pending.file.write_all(&buf[..n])?;
+            pending
+                .file
+                .write_all(&buf[..n])
+                .map_err(IngestError::Store)?;
         }
 
         pending.hash = Sha256::from_bytes(hasher.finalize().into());
