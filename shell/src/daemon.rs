@@ -40,7 +40,16 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// Finding peers that hold a hash, and telling peers what we hold.
+///
+/// [`start`] calls [`Discovery::init`] once, when the daemon's name and port are known and
+/// before anything is advertised, and [`Running::shutdown`] calls [`Discovery::shutdown`] after
+/// the last effect. Advertise and withdraw are called in order from the effects thread and must
+/// not block for long.
 pub trait Discovery: Send + Sync + 'static {
+    /// Who we are: the daemon's `Name`, the HTTPS port, and the configuration in force (for
+    /// `IPv6` and `Listen`). The core picks the name from its seed, so it is only known here.
+    fn init(&self, _name: &str, _port: u16, _config: &Config) {}
+
     /// Start advertising `hash`.
     fn advertise(&self, hash: &Sha256);
 
@@ -53,6 +62,9 @@ pub trait Discovery: Send + Sync + 'static {
         hash: &'a Sha256,
         timeout: Duration,
     ) -> Pin<Box<dyn Future<Output = Vec<Peer>> + Send + 'a>>;
+
+    /// Withdraw everything and stop: the daemon is exiting. May block briefly (goodbye packets).
+    fn shutdown(&self) {}
 }
 
 /// No discovery: nothing is advertised and no peer is ever found.
@@ -164,6 +176,8 @@ impl Running {
         let _ = self.daemon.effects.send(Effect::Stop);
         let effects = self.effects;
         let _ = tokio::task::spawn_blocking(move || effects.join()).await;
+        let discovery = self.daemon.discovery.clone();
+        let _ = tokio::task::spawn_blocking(move || discovery.shutdown()).await;
     }
 
     /// A token that is cancelled when the daemon stops.
@@ -224,6 +238,7 @@ pub async fn start(options: Options) -> Result<Running> {
         .filter_map(|l| l.local_addr().ok())
         .collect();
     let port = local_addrs.first().map_or(config.port, SocketAddr::port);
+    options.discovery.init(core.name(), port, &config);
 
     let (effects_tx, effects_rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(64);

@@ -34,6 +34,7 @@ impl Passimd {
         let child = Command::new(env!("CARGO_BIN_EXE_passimd"))
             .arg("--root")
             .arg(root)
+            .arg("--no-discovery")
             .arg("-v")
             // Never reach a real system bus from a test.
             .env(

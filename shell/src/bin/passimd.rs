@@ -2,11 +2,14 @@
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{CommandFactory as _, Parser};
-use passim_shell::daemon::{self, Options};
+use passim_shell::daemon::{self, Discovery, NoDiscovery, Options};
 use passim_shell::dbus::{self, Bus, ServeError};
+use passim_shell::discovery::MdnsDiscovery;
+use passim_shell::metered;
 use passim_shell::paths::Paths;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -27,9 +30,14 @@ struct Args {
     #[arg(long, conflicts_with = "no_dbus")]
     session_bus: bool,
 
-    /// Do not use D-Bus at all: serve HTTPS only.
+    /// Do not use D-Bus at all: serve HTTPS only (and do not ask NetworkManager whether the
+    /// network is metered).
     #[arg(long)]
     no_dbus: bool,
+
+    /// Do not use mDNS: advertise nothing and never redirect to another machine.
+    #[arg(long)]
+    no_discovery: bool,
 
     /// More logging (repeat for more); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -79,7 +87,29 @@ async fn run(args: Args) -> Result<()> {
     };
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    let running = daemon::start(Options::new(paths)).await?;
+    let mut options = Options::new(paths);
+    options.discovery = if args.no_discovery {
+        tracing::info!("mDNS disabled by --no-discovery: not advertising, not looking up");
+        Arc::new(NoDiscovery) as Arc<dyn Discovery>
+    } else {
+        Arc::new(MdnsDiscovery::new())
+    };
+    let running = daemon::start(options).await?;
+
+    // NetworkManager is on the system bus even when we serve on the session bus.
+    if !args.no_dbus {
+        let daemon = running.daemon.clone();
+        let shutdown = running.shutdown_token();
+        tokio::spawn(async move {
+            match Bus::System.connect().await {
+                Ok(conn) => metered::watch(daemon, conn, shutdown).await,
+                Err(e) => tracing::info!(
+                    error = %e,
+                    "no system bus to ask NetworkManager: assuming an unmetered network"
+                ),
+            }
+        });
+    }
 
     // D-Bus comes up after HTTPS is listening: with `Type=dbus`, systemd counts the daemon as
     // started once the name is taken, so by then it must be ready to serve.

@@ -265,6 +265,7 @@ impl Passimd {
         let child = cmd
             .arg("--root")
             .arg(root.path())
+            .arg("--no-discovery")
             .args(args)
             .env("DBUS_SYSTEM_BUS_ADDRESS", address)
             .env("RUST_LOG", "info")
@@ -521,4 +522,65 @@ fn unique() -> u64 {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+// ----- Private namespaces and mounts (hostile.rs, disk_full.rs) -----
+
+/// Runs `test` again inside private network and mount namespaces, with loopback up, and returns
+/// true in the outer process once it passed there; returns false inside. Mounts made inside
+/// vanish with the namespace, and nothing there can reach a real interface. Needs root.
+pub fn in_namespaces(test: &str) -> bool {
+    const INSIDE: &str = "PASSIM_TEST_IN_NAMESPACES";
+    if std::env::var_os(INSIDE).is_some() {
+        run(Command::new("ip").args(["link", "set", "lo", "up"]));
+        return false;
+    }
+    // util-linux makes the new namespace's mounts private: nothing propagates back.
+    let status = Command::new("unshare")
+        .args(["--net", "--mount", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .status()
+        .expect("unshare runs (the tests run as root)");
+    assert!(
+        status.success(),
+        "{test} failed inside its namespaces (its output is above)"
+    );
+    true
+}
+
+/// A mount made by a test; lazily unmounted on drop, so declare it after the folder it is in.
+pub struct Mount(PathBuf);
+
+impl Mount {
+    /// Mounts a tmpfs with `options` (e.g. `size=2m`) on `dir`, creating `dir` if needed.
+    pub fn tmpfs(dir: &Path, options: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir));
+        Self(dir.to_owned())
+    }
+
+    /// Binds the file `source` over the file `target` (created empty if missing).
+    pub fn bind(source: &Path, target: &Path) -> Self {
+        if !target.exists() {
+            std::fs::write(target, b"").unwrap();
+        }
+        run(Command::new("mount").arg("--bind").arg(source).arg(target));
+        Self(target.to_owned())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Runs `cmd` and panics unless it succeeds.
+pub fn run(cmd: &mut Command) {
+    let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(status.success(), "{cmd:?}: {status}");
 }
