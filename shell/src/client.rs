@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use passim_core::Sha256;
 use rustls::pki_types::ServerName;
 use sha2::Digest as _;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -85,6 +86,39 @@ pub async fn request_from(
     url: &str,
     headers: &[(&str, &str)],
 ) -> Result<Response<Incoming>> {
+    let (uri, host, port) = parse_url(url)?;
+    let connect = async {
+        let tcp = match local {
+            None => TcpStream::connect((host.as_str(), port)).await,
+            Some(local) => connect_from(local, &host, port).await,
+        }
+        .with_context(|| format!("connecting to {host}:{port}"))?;
+        tcp.set_nodelay(true)?;
+        Ok::<_, anyhow::Error>(tcp)
+    };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| anyhow!("connecting to {host}:{port} timed out"))??;
+    send(tcp, &uri, &host, port, method, headers).await
+}
+
+/// Sends one request over `stream`, a connection already open to `url`'s host: TLS, then
+/// HTTP/1.1. The simulation uses it over its own TCP.
+pub async fn request_over<S>(
+    stream: S,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response<Incoming>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (uri, host, port) = parse_url(url)?;
+    send(stream, &uri, &host, port, method, headers).await
+}
+
+/// The URL, its host (brackets stripped) and its port.
+fn parse_url(url: &str) -> Result<(Uri, String, u16)> {
     let uri: Uri = url.parse().with_context(|| format!("invalid URL {url}"))?;
     anyhow::ensure!(
         uri.scheme_str() == Some("https"),
@@ -96,25 +130,29 @@ pub async fn request_from(
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(443);
+    Ok((uri, host, port))
+}
 
-    let connect = async {
-        let tcp = match local {
-            None => TcpStream::connect((host.as_str(), port)).await,
-            Some(local) => connect_from(local, &host, port).await,
-        }
-        .with_context(|| format!("connecting to {host}:{port}"))?;
-        tcp.set_nodelay(true)?;
-        let name =
-            ServerName::try_from(host.clone()).map_err(|_| anyhow!("invalid host name {host}"))?;
-        let tls = TlsConnector::from(client_config()?)
-            .connect(name, tcp)
-            .await
-            .with_context(|| format!("TLS with {host}:{port}"))?;
-        Ok::<_, anyhow::Error>(tls)
-    };
-    let tls = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-        .await
-        .map_err(|_| anyhow!("connecting to {host}:{port} timed out"))??;
+async fn send<S>(
+    stream: S,
+    uri: &Uri,
+    host: &str,
+    port: u16,
+    method: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response<Incoming>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let name =
+        ServerName::try_from(host.to_owned()).map_err(|_| anyhow!("invalid host name {host}"))?;
+    let tls = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TlsConnector::from(client_config()?).connect(name, stream),
+    )
+    .await
+    .map_err(|_| anyhow!("TLS with {host}:{port} timed out"))?
+    .with_context(|| format!("TLS with {host}:{port}"))?;
 
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(async move {
@@ -122,7 +160,7 @@ pub async fn request_from(
         let _ = conn.await;
     });
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let authority = uri.authority().map_or(host.clone(), ToString::to_string);
+    let authority = uri.authority().map_or(host.to_owned(), ToString::to_string);
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -137,7 +175,7 @@ pub async fn request_from(
     let req = req.body(Empty::<Bytes>::new())?;
     let response = tokio::time::timeout(READ_TIMEOUT, sender.send_request(req))
         .await
-        .map_err(|_| anyhow!("{url} did not answer in time"))??;
+        .map_err(|_| anyhow!("{uri} did not answer in time"))??;
     Ok(response)
 }
 

@@ -103,6 +103,13 @@ pub struct Options {
     pub clock: Option<Clock>,
     /// How peers are found and told.
     pub discovery: Arc<dyn Discovery>,
+    /// Run blocking file work and the effects on the caller's runtime thread, instead of the
+    /// blocking pool and a thread of their own.
+    ///
+    /// For the turmoil simulation: its virtual clock advances whenever a host's tasks are idle,
+    /// so work on another thread would finish at a different virtual time from run to run. Files
+    /// over 64 KiB are still read through tokio's blocking pool when served.
+    pub single_thread: bool,
 }
 
 impl Options {
@@ -113,6 +120,7 @@ impl Options {
             seed: None,
             clock: None,
             discovery: Arc::new(NoDiscovery),
+            single_thread: false,
         }
     }
 }
@@ -151,6 +159,7 @@ pub struct Daemon {
     limiter: Option<Arc<RateLimiter>>,
     clock: Clock,
     port: u16,
+    single_thread: bool,
 }
 
 /// A started daemon: its state, its listening addresses, and the handle to stop it.
@@ -161,7 +170,13 @@ pub struct Running {
     pub local_addrs: Vec<SocketAddr>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    effects: std::thread::JoinHandle<()>,
+    effects: Effects,
+}
+
+/// Where the effects are carried out.
+enum Effects {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
 }
 
 impl Running {
@@ -174,10 +189,17 @@ impl Running {
         // Only now can no more outputs arrive: the last shares' audit lines are written
         // before the effects thread stops.
         let _ = self.daemon.effects.send(Effect::Stop);
-        let effects = self.effects;
-        let _ = tokio::task::spawn_blocking(move || effects.join()).await;
+        let single = self.daemon.single_thread;
+        match self.effects {
+            Effects::Thread(thread) => {
+                let _ = blocking(single, move || thread.join()).await;
+            }
+            Effects::Task(task) => {
+                let _ = task.await;
+            }
+        }
         let discovery = self.daemon.discovery.clone();
-        let _ = tokio::task::spawn_blocking(move || discovery.shutdown()).await;
+        let _ = blocking(single, move || discovery.shutdown()).await;
     }
 
     /// A token that is cancelled when the daemon stops.
@@ -188,8 +210,24 @@ impl Running {
 
 /// Reads the configuration, loads the items, binds the listeners and starts every task.
 pub async fn start(options: Options) -> Result<Running> {
+    let config = read_config(&options.paths)?;
+    let listeners = bind(&config).await?;
+    start_with(options, config, listeners).await
+}
+
+/// Like [`start`], serving on listeners the caller made (the simulation's).
+pub async fn start_on<L: http::Listener>(options: Options, listeners: Vec<L>) -> Result<Running> {
+    let config = read_config(&options.paths)?;
+    start_with(options, config, listeners).await
+}
+
+async fn start_with<L: http::Listener>(
+    options: Options,
+    config: Config,
+    listeners: Vec<L>,
+) -> Result<Running> {
     let paths = options.paths;
-    let config = read_config(&paths)?;
+    let single_thread = options.single_thread;
     let clock = options.clock.unwrap_or_else(|| Arc::new(system_now));
     let seed = options.seed.unwrap_or_else(random_seed);
 
@@ -218,7 +256,7 @@ pub async fn start(options: Options) -> Result<Running> {
 
     let loaded = {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || store.load())
+        blocking(single_thread, move || store.load())
             .await?
             .with_context(|| format!("reading data dir {}", data_dir.display()))?
     };
@@ -232,7 +270,6 @@ pub async fn start(options: Options) -> Result<Running> {
         }
     }
 
-    let listeners = bind(&config).await?;
     let local_addrs: Vec<SocketAddr> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -258,6 +295,7 @@ pub async fn start(options: Options) -> Result<Running> {
         limiter,
         clock,
         port,
+        single_thread,
     });
     // Deletions of expired items found while loading.
     daemon.flush_outputs(&mut daemon.lock());
@@ -276,10 +314,16 @@ pub async fn start(options: Options) -> Result<Running> {
     let tasks = TaskTracker::new();
     let effects = {
         let daemon = daemon.clone();
-        std::thread::Builder::new()
-            .name("passim-effects".into())
-            .spawn(move || effects_thread(&daemon, audit, effects_rx))
-            .context("starting the effects thread")?
+        if single_thread {
+            Effects::Task(tokio::spawn(effects_task(daemon, audit, effects_rx)))
+        } else {
+            Effects::Thread(
+                std::thread::Builder::new()
+                    .name("passim-effects".into())
+                    .spawn(move || effects_thread(&daemon, audit, effects_rx))
+                    .context("starting the effects thread")?,
+            )
+        }
     };
     tasks.spawn(timer_task(daemon.clone(), shutdown.clone()));
     tasks.spawn(static_task(daemon.clone(), shutdown.clone()));
@@ -381,7 +425,7 @@ impl Daemon {
         let attrs = attrs.validated().map_err(PublishFailure::Refused)?;
         let store = self.store.clone();
         let max = self.config.max_item_size;
-        let pending = tokio::task::spawn_blocking(move || store.ingest(reader, max))
+        let pending = blocking(self.single_thread, move || store.ingest(reader, max))
             .await
             .map_err(|e| PublishFailure::Io(e.into()))?
             .map_err(|e| match e {
@@ -402,7 +446,7 @@ impl Daemon {
 
         let store = self.store.clone();
         let stored = item.clone();
-        let committed = tokio::task::spawn_blocking(move || store.commit(pending, &stored)).await;
+        let committed = blocking(self.single_thread, move || store.commit(pending, &stored)).await;
         match committed {
             Ok(Ok(path)) => {
                 tracing::info!(
@@ -529,68 +573,88 @@ enum Effect {
 /// discovery or D-Bus side), so they run on a thread of their own rather than through a
 /// `spawn_blocking` round trip each: one audit line per download must not cost a thread hop.
 fn effects_thread(daemon: &Daemon, mut audit: AuditLog, mut rx: mpsc::UnboundedReceiver<Effect>) {
+    while let Some(effect) = rx.blocking_recv() {
+        if !carry_out(daemon, &mut audit, effect, !rx.is_empty()) {
+            return;
+        }
+    }
+}
+
+/// [`effects_thread`] as a task of the runtime, for [`Options::single_thread`].
+async fn effects_task(
+    daemon: Arc<Daemon>,
+    mut audit: AuditLog,
+    mut rx: mpsc::UnboundedReceiver<Effect>,
+) {
+    while let Some(effect) = rx.recv().await {
+        if !carry_out(&daemon, &mut audit, effect, !rx.is_empty()) {
+            return;
+        }
+    }
+}
+
+/// Carries out one effect; `false` once told to stop. Audit lines wait only while `more` work
+/// is queued: a burst of downloads costs one write, a lone download is logged at once.
+fn carry_out(daemon: &Daemon, audit: &mut AuditLog, effect: Effect, more: bool) -> bool {
     let flush = |audit: &mut AuditLog| {
         if let Err(e) = audit.flush() {
             tracing::warn!(error = %format!("{e:#}"), "cannot write audit log");
         }
     };
-    while let Some(effect) = rx.blocking_recv() {
-        let output = match effect {
-            Effect::Output(output) => output,
-            Effect::Barrier(done) => {
-                flush(&mut audit);
-                let _ = done.send(());
-                continue;
-            }
-            Effect::Stop => {
-                flush(&mut audit);
-                return;
-            }
-        };
-        match output {
-            Output::RemoveFile { hash, basename } => match daemon.store.remove(&hash, &basename) {
-                Ok(()) => tracing::info!(%hash, %basename, "deleted item"),
-                Err(e) => tracing::warn!(%hash, error = %e, "cannot delete item"),
-            },
-            Output::Audit(line) => {
-                if let Err(e) = audit.append(&line) {
-                    tracing::warn!(error = %format!("{e:#}"), "cannot write audit log");
-                }
-            }
-            Output::StoreShareCount {
-                hash,
-                basename,
-                share_count,
-            } => {
-                if let Err(e) = daemon
-                    .store
-                    .store_share_count(&hash, &basename, share_count)
-                {
-                    tracing::warn!(%hash, error = %e, "cannot store share-count");
-                }
-            }
-            Output::Advertise(hash) => {
-                tracing::debug!(%hash, "advertising");
-                daemon.discovery.advertise(&hash);
-            }
-            Output::Withdraw(hash) => {
-                tracing::debug!(%hash, "withdrawing");
-                daemon.discovery.withdraw(&hash);
-            }
-            Output::Changed => {
-                let _ = daemon.events.send(Event::Changed);
-            }
-            Output::StatusChanged(status) => {
-                tracing::info!(status = status.describe(), "status changed");
-                let _ = daemon.events.send(Event::StatusChanged(status));
+    let output = match effect {
+        Effect::Output(output) => output,
+        Effect::Barrier(done) => {
+            flush(audit);
+            let _ = done.send(());
+            return true;
+        }
+        Effect::Stop => {
+            flush(audit);
+            return false;
+        }
+    };
+    match output {
+        Output::RemoveFile { hash, basename } => match daemon.store.remove(&hash, &basename) {
+            Ok(()) => tracing::info!(%hash, %basename, "deleted item"),
+            Err(e) => tracing::warn!(%hash, error = %e, "cannot delete item"),
+        },
+        Output::Audit(line) => {
+            if let Err(e) = audit.append(&line) {
+                tracing::warn!(error = %format!("{e:#}"), "cannot write audit log");
             }
         }
-        // Audit lines wait only while more work is queued: a burst of downloads costs one
-        // write, a lone download is logged at once.
-        if rx.is_empty() {
-            flush(&mut audit);
+        Output::StoreShareCount {
+            hash,
+            basename,
+            share_count,
+        } => {
+            if let Err(e) = daemon
+                .store
+                .store_share_count(&hash, &basename, share_count)
+            {
+                tracing::warn!(%hash, error = %e, "cannot store share-count");
+            }
+        }
+        Output::Advertise(hash) => {
+            tracing::debug!(%hash, "advertising");
+            daemon.discovery.advertise(&hash);
+        }
+        Output::Withdraw(hash) => {
+            tracing::debug!(%hash, "withdrawing");
+            daemon.discovery.withdraw(&hash);
+        }
+        Output::Changed => {
+            let _ = daemon.events.send(Event::Changed);
+        }
+        Output::StatusChanged(status) => {
+            tracing::info!(status = status.describe(), "status changed");
+            let _ = daemon.events.send(Event::StatusChanged(status));
         }
     }
+    if !more {
+        flush(audit);
+    }
+    true
 }
 
 /// Wakes the core at its deadlines: item expiry and the end of cooldowns.
@@ -623,7 +687,7 @@ async fn static_task(daemon: Arc<Daemon>, shutdown: CancellationToken) {
     let mut first = true;
     loop {
         let dir = config_dir.clone();
-        let scanned = tokio::task::spawn_blocking(move || {
+        let scanned = blocking(daemon.single_thread, move || {
             let dirs = static_dirs::read_configs(&dir);
             let print = static_dirs::fingerprint(&dir, &dirs);
             (dirs, print)
@@ -632,7 +696,7 @@ async fn static_task(daemon: Arc<Daemon>, shutdown: CancellationToken) {
         if let Ok((dirs, print)) = scanned {
             if last != Some(print) {
                 last = Some(print);
-                let scan = tokio::task::spawn_blocking(move || static_dirs::scan(&dirs)).await;
+                let scan = blocking(daemon.single_thread, move || static_dirs::scan(&dirs)).await;
                 if let Ok(scan) = scan {
                     tracing::info!(
                         files = scan.items.len(),
@@ -653,6 +717,19 @@ async fn static_task(daemon: Arc<Daemon>, shutdown: CancellationToken) {
             () = daemon.rescan.notified() => last = None,
             () = tokio::time::sleep(INTERVAL) => {}
         }
+    }
+}
+
+/// Runs blocking work on the blocking pool, or right here with [`Options::single_thread`].
+async fn blocking<T, F>(single_thread: bool, f: F) -> Result<T, tokio::task::JoinError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if single_thread {
+        Ok(f())
+    } else {
+        tokio::task::spawn_blocking(f).await
     }
 }
 

@@ -55,9 +55,36 @@ const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight transfers may run on after shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Where connections come from: a TCP listener, or the simulation's.
+pub trait Listener: Send + 'static {
+    /// A connection.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The next connection and its peer's address.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+
+    /// The address it listens on.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+impl Listener for TcpListener {
+    type Stream = tokio::net::TcpStream;
+
+    async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        // Small responses go out at once rather than waiting for more to fill a segment.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
+}
+
 /// Accepts connections on `listener` until `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L: Listener>(
+    listener: L,
     acceptor: TlsAcceptor,
     daemon: Arc<Daemon>,
     connections: Arc<Semaphore>,
@@ -81,7 +108,6 @@ pub async fn serve(
             tracing::debug!(%peer, "connection limit reached, closing");
             continue;
         };
-        let _ = stream.set_nodelay(true);
         tracker.spawn(serve_connection(
             stream,
             peer,
