@@ -117,7 +117,9 @@ fn lying_peers_cost_one_bounded_detour_and_no_bad_file() {
 
 #[test]
 fn churn_never_leaves_a_client_hanging() {
-    let params = Params::offload(200, 5, 31);
+    let mut params = Params::offload(200, 5, 31);
+    // And a lossy LAN: one peer transfer in twenty is cut part-way.
+    params.net.loss = 0.05;
     let churn = core_tier::churn(&params);
     let report = &churn.report;
     let c = &churn.counters;
@@ -130,6 +132,7 @@ fn churn_never_leaves_a_client_hanging() {
     // Each client of a peer that died mid-transfer waited for it, then went to the CDN.
     assert!(c.peer_timeouts >= c.crashed_serving, "{c:?}");
     assert!(c.partition_refusals > 0, "{c:?}");
+    assert!(c.cuts > 0, "{c:?}");
     assert_eq!(c.races_forced, CHURN_RACES, "{c:?}");
     assert!(c.gone_after_redirect >= CHURN_RACES, "{c:?}");
     assert!(c.share_counts_kept > 0, "{c:?}");
