@@ -23,9 +23,10 @@ enum Command {
     /// Every machine refreshes one file once at a random time in the window: how often does
     /// the CDN get asked?
     Offload {
-        /// Machines on the LAN.
-        #[arg(long, default_value_t = 1000)]
-        hosts: usize,
+        /// Machines on the LAN (turmoil's cost grows with the cube of it: keep that tier to
+        /// about a hundred).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        hosts: u32,
         /// The share-limit every machine publishes with.
         #[arg(long, default_value_t = 5)]
         share_limit: u32,
@@ -72,7 +73,7 @@ fn main() -> ExitCode {
         eprintln!("--liars must be between 0 and 1");
         return ExitCode::FAILURE;
     }
-    let mut params = Params::offload(hosts, share_limit, seed);
+    let mut params = Params::offload(hosts as usize, share_limit, seed);
     params.liars = liars;
     params.net.connect_one_ways = connect_trips;
     params.window = Duration::from_secs(window.unwrap_or(match tier {
