@@ -220,8 +220,8 @@ pub struct Report {
     pub share_limit: u32,
     /// Every refresh, in the order they finished.
     pub fetches: Vec<Fetch>,
-    /// Successful shares (200 with the whole body) by serving machine and hash, as the serving
-    /// machines counted them.
+    /// Shares by serving machine and hash: `200` responses whose whole body reached the client
+    /// (counted by the client in the turmoil tier, at the server in the core tier).
     pub shares: BTreeMap<(usize, passim_core::Sha256), u32>,
     /// Hash of the run's event trace.
     pub trace: String,
