@@ -2,190 +2,33 @@
 //! over real TLS, with items on a real filesystem with xattrs.
 //!
 //! passimd has no discovery in these runs, so nothing is multicast. The tests of what LAN peers
-//! see run the daemon inside a private network namespace (`unshare --net`), where a
+//! see run the daemon inside private namespaces (`unshare --net --mount`), where a
 //! non-loopback address on `lo` lets the client appear as a peer.
 
+mod common;
+
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
 use passim_shell::client;
-use sha2::Digest as _;
 
-/// A running passimd, killed on drop.
-struct Passimd {
-    child: Child,
-    root: PathBuf,
-    port: u16,
-}
+use common::{
+    HttpPassimd, free_port, get, get_from, in_namespaces, poll_until, put_item, sha256_hex,
+};
 
-impl Passimd {
-    /// Starts passimd under `root` with `extra` lines in `[daemon]`, and waits until it answers.
-    async fn start(root: &Path, extra: &str) -> Self {
-        let port = free_port();
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::fs::write(
-            root.join("etc/passim.conf"),
-            format!("[daemon]\nPort={port}\n{extra}\n"),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_passimd"))
-            .arg("--root")
-            .arg(root)
-            .arg("--no-discovery")
-            .arg("-v")
-            // Never reach a real system bus from a test.
-            .env(
-                "DBUS_SYSTEM_BUS_ADDRESS",
-                "unix:path=/nonexistent/passim-test-bus",
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(root.join("passimd.log")).unwrap(),
-            ))
-            .spawn()
-            .expect("passimd starts");
-        let daemon = Self {
-            child,
-            root: root.to_owned(),
-            port,
-        };
-        daemon.wait_ready().await;
-        daemon
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = client::request("GET", &self.url("/"), &[]).await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "passimd did not start: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self, path_and_query: &str) -> String {
-        format!("https://127.0.0.1:{}{path_and_query}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.root.join("passimd.log")).unwrap_or_default()
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        // SIGTERM, as systemd sends it.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "passimd did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Passimd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex(&sha2::Sha256::digest(data))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-struct Reply {
-    status: u16,
-    headers: hyper::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-async fn get_from(
-    local: Option<IpAddr>,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-) -> Reply {
-    let r = client::request_from(local, method, url, headers)
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-async fn get(url: &str) -> Reply {
-    get_from(None, "GET", url, &[]).await
-}
-
-/// Writes a published item as the C version stores it: `<hash>-<name>` with little-endian u32
-/// xattrs, and mtime as its publish time.
-fn put_item(
-    data_dir: &Path,
-    name: &str,
-    content: &[u8],
-    max_age: u32,
-    share_limit: u32,
-    age: u64,
-) -> String {
-    std::fs::create_dir_all(data_dir).unwrap();
-    let hash = sha256_hex(content);
-    let path = data_dir.join(format!("{hash}-{name}"));
-    std::fs::write(&path, content).unwrap();
-    xattr::set(&path, "user.max_age", &max_age.to_le_bytes()).unwrap();
-    xattr::set(&path, "user.share_limit", &share_limit.to_le_bytes()).unwrap();
-    xattr::set(&path, "user.cmdline", b"fwupd").unwrap();
-    let f = std::fs::File::options().write(true).open(&path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(age))
-        .unwrap();
-    hash
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Starts passimd under `root` with `extra` lines in `[daemon]` (on every address, so that the
+/// tests inside a network namespace reach it as a peer) and waits until it answers.
+async fn start(root: &Path, extra: &str) -> HttpPassimd {
+    let port = free_port();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("etc/passim.conf"),
+        format!("[daemon]\nPort={port}\n{extra}\n"),
+    )
+    .unwrap();
+    HttpPassimd::start(root, port, &["-v"], Duration::from_secs(20)).await
 }
 
 #[tokio::test]
@@ -201,19 +44,19 @@ async fn every_loopback_case_of_the_contract() {
         100,
         0,
     );
-    let d = Passimd::start(root, "").await;
+    let d = start(root, "").await;
 
     // 200 with the stored basename, a MIME type from it, and passim in Server.
     let r = get(&d.url(&format!("/ignored.bin?sha256={hash}"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, content);
     assert_eq!(
-        r.header("content-disposition"),
+        r.expect_header("content-disposition"),
         "attachment; filename=\"HELLO.md\""
     );
-    assert_eq!(r.header("content-type"), "text/markdown");
-    assert_eq!(r.header("content-length"), "12");
-    assert!(r.header("server").contains("passim"));
+    assert_eq!(r.expect_header("content-type"), "text/markdown");
+    assert_eq!(r.expect_header("content-length"), "12");
+    assert!(r.expect_header("server").contains("passim"));
 
     // Upper-case hex names the same item.
     let r = get(&d.url(&format!("/HELLO.md?sha256={}", hash.to_uppercase()))).await;
@@ -272,12 +115,15 @@ async fn every_loopback_case_of_the_contract() {
     let url = d.url(&format!("/x?sha256={hash}"));
     let r = get_from(None, "GET", &url, &[("range", "bytes=6-10")]).await;
     assert_eq!((r.status, r.body.as_slice()), (206, &b"world"[..]));
-    assert_eq!(r.header("content-range"), "bytes 6-10/12");
+    assert_eq!(r.expect_header("content-range"), "bytes 6-10/12");
     let r = get_from(None, "GET", &url, &[("range", "bytes=12-")]).await;
-    assert_eq!((r.status, r.header("content-range")), (416, "bytes */12"));
+    assert_eq!(
+        (r.status, r.expect_header("content-range")),
+        (416, "bytes */12")
+    );
     let r = get_from(None, "HEAD", &url, &[]).await;
     assert_eq!(
-        (r.status, r.header("content-length"), r.body.len()),
+        (r.status, r.expect_header("content-length"), r.body.len()),
         (200, "12", 0)
     );
 
@@ -290,14 +136,14 @@ async fn share_limit_deletes_after_the_last_share_and_counts_survive_restarts() 
     let root = dir.path();
     let data = root.join("var/lib/passim/data");
     let hash = put_item(&data, "limited.bin", b"0123456789", 86400, 3, 0);
-    let url = |d: &Passimd| d.url(&format!("/limited.bin?sha256={hash}"));
+    let url = |d: &HttpPassimd| d.url(&format!("/limited.bin?sha256={hash}"));
 
-    let d = Passimd::start(root, "").await;
+    let d = start(root, "").await;
     assert_eq!(get(&url(&d)).await.status, 200);
     assert!(d.stop().success());
 
     // The count is kept across the restart: two more shares reach the limit of 3.
-    let d = Passimd::start(root, "").await;
+    let d = start(root, "").await;
     assert!(
         get(&d.url("/")).await.text().contains("1/3"),
         "share-count persisted"
@@ -309,7 +155,7 @@ async fn share_limit_deletes_after_the_last_share_and_counts_survive_restarts() 
         (200, &b"0123456789"[..]),
         "the share that reaches the limit is served"
     );
-    eventually("the file to be deleted", async || {
+    poll_until("the file to be deleted", async || {
         !data.join(format!("{hash}-limited.bin")).exists()
     })
     .await;
@@ -381,7 +227,7 @@ async fn expired_items_are_deleted_at_start_and_at_their_deadline() {
     let data = root.join("var/lib/passim/data");
     let old = put_item(&data, "old.xml", b"yesterday", 60, 5, 3600);
     let soon = put_item(&data, "soon.xml", b"today", 3, 5, 0);
-    let d = Passimd::start(root, "").await;
+    let d = start(root, "").await;
 
     assert!(
         !data.join(format!("{old}-old.xml")).exists(),
@@ -389,7 +235,7 @@ async fn expired_items_are_deleted_at_start_and_at_their_deadline() {
     );
     assert_eq!(get(&d.url(&format!("/x?sha256={old}"))).await.status, 404);
     assert_eq!(get(&d.url(&format!("/x?sha256={soon}"))).await.status, 200);
-    eventually("the item to expire", async || {
+    poll_until("the item to expire", async || {
         !data.join(format!("{soon}-soon.xml")).exists()
     })
     .await;
@@ -416,7 +262,7 @@ async fn stray_files_in_the_data_dir_are_skipped() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
 
-    let d = Passimd::start(root, "").await;
+    let d = start(root, "").await;
     assert_eq!(get(&d.url(&format!("/x?sha256={good}"))).await.status, 200);
     assert_eq!(
         get(&d.url(&format!("/x?sha256={}", sha256_hex(b"p"))))
@@ -452,9 +298,9 @@ async fn static_directories_are_shared_and_revalidated_when_edited() {
     )
     .unwrap();
 
-    let d = Passimd::start(root, "").await;
+    let d = start(root, "").await;
     let v1 = sha256_hex(b"version 1");
-    eventually("the static file to be shared", async || {
+    poll_until("the static file to be shared", async || {
         get(&d.url(&format!("/f?sha256={v1}"))).await.status == 200
     })
     .await;
@@ -476,7 +322,7 @@ async fn static_directories_are_shared_and_revalidated_when_edited() {
     // Edited in place: the new content is served under its own hash, never under the old one.
     std::fs::write(srv.join("firmware.cab"), b"version 2, longer").unwrap();
     let v2 = sha256_hex(b"version 2, longer");
-    eventually("the edit to be noticed", async || {
+    poll_until("the edit to be noticed", async || {
         get(&d.url(&format!("/f?sha256={v2}"))).await.status == 200
     })
     .await;
@@ -492,12 +338,12 @@ async fn static_directories_are_shared_and_revalidated_when_edited() {
     )
     .unwrap();
     let new = sha256_hex(b"new");
-    eventually("the new directory", async || {
+    poll_until("the new directory", async || {
         get(&d.url(&format!("/f?sha256={new}"))).await.status == 200
     })
     .await;
     std::fs::remove_file(root.join("etc/passim.d/extra.conf")).unwrap();
-    eventually("the directory to be withdrawn", async || {
+    poll_until("the directory to be withdrawn", async || {
         get(&d.url(&format!("/f?sha256={new}"))).await.status == 404
     })
     .await;
@@ -507,33 +353,13 @@ async fn static_directories_are_shared_and_revalidated_when_edited() {
     );
 }
 
-/// Runs `test` again in a private network namespace, where it may add addresses to `lo`.
-fn in_netns(test: &str) -> bool {
-    if std::env::var_os("PASSIM_TEST_IN_NETNS").is_some() {
-        return false;
-    }
-    let status = Command::new("unshare")
-        .args(["--net", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("PASSIM_TEST_IN_NETNS", "1")
-        .status()
-        .expect("unshare runs (tests run as root, see README)");
-    assert!(
-        status.success(),
-        "{test} failed inside its network namespace"
-    );
-    true
-}
-
 #[tokio::test]
 async fn lan_peers_get_items_but_not_the_index_and_wait_out_the_cooldown() {
-    if in_netns("lan_peers_get_items_but_not_the_index_and_wait_out_the_cooldown") {
+    if in_namespaces("lan_peers_get_items_but_not_the_index_and_wait_out_the_cooldown") {
         return;
     }
     let peer: IpAddr = "10.77.0.1".parse().unwrap();
     let ok = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success());
-    ok(&["link", "set", "lo", "up"]);
     ok(&["addr", "add", "10.77.0.1/32", "dev", "lo"]);
 
     let dir = tempfile::tempdir().unwrap();
@@ -542,7 +368,7 @@ async fn lan_peers_get_items_but_not_the_index_and_wait_out_the_cooldown() {
     let a = put_item(&data, "a.txt", b"aaa", 86400, 2, 0);
     let b = put_item(&data, "b.txt", b"bbb", 86400, 5, 0);
     let c = put_item(&data, "c.txt", b"ccc", 86400, 5, 0);
-    let d = Passimd::start(root, "Cooldown=2").await;
+    let d = start(root, "Cooldown=2").await;
     let url = |q: &str| format!("https://10.77.0.1:{}{q}", d.port);
     let from_peer = async |q: &str| get_from(Some(peer), "GET", &url(q), &[]).await;
 
@@ -575,7 +401,7 @@ async fn lan_peers_get_items_but_not_the_index_and_wait_out_the_cooldown() {
     );
     // Loopback is exempt, and counts toward the share-limit of 2: the item is then deleted.
     assert_eq!(get(&d.url(&format!("/a.txt?sha256={a}"))).await.status, 200);
-    eventually("the item to reach its limit", async || {
+    poll_until("the item to reach its limit", async || {
         !data.join(format!("{a}-a.txt")).exists()
     })
     .await;
@@ -606,7 +432,7 @@ async fn connections_are_bounded_and_huge_headers_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let dir = tempfile::tempdir().unwrap();
-    let d = Passimd::start(dir.path(), "MaxConnections=2").await;
+    let d = start(dir.path(), "MaxConnections=2").await;
 
     // Two connections hold both slots; a third is closed without a handshake.
     let a = raw_tls(d.port).await.expect("first connection");
@@ -617,7 +443,7 @@ async fn connections_are_bounded_and_huge_headers_refused() {
     );
     drop((a, b));
     // Until the server has seen both closes, a new connection may still be turned away.
-    eventually("a slot to free up", async || {
+    poll_until("a slot to free up", async || {
         client::request("GET", &d.url("/"), &[])
             .await
             .is_ok_and(|r| r.status() == 200)
@@ -642,7 +468,7 @@ async fn a_silent_client_is_disconnected() {
     use tokio::io::AsyncReadExt;
 
     let dir = tempfile::tempdir().unwrap();
-    let d = Passimd::start(dir.path(), "").await;
+    let d = start(dir.path(), "").await;
     // Handshake done, then nothing: the server must not keep the slot forever.
     let mut tls = raw_tls(d.port).await.unwrap();
     let started = Instant::now();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{NOBODY, Passimd, TestBus, TestRoot, passim_as, poll_until, sha256_hex};
+use common::{NOBODY, Passimd, TestBus, TestRoot, dbus_error, passim_as, poll_until, sha256_hex};
 use futures_util::StreamExt as _;
 use passim_shell::dbus::PassimProxy;
 use zbus::{OwnedVariant, Variant};
@@ -32,24 +32,6 @@ fn attrs(filename: &str) -> HashMap<&str, Variant<'_>> {
     let mut a = HashMap::new();
     a.insert("filename", Variant::from(filename));
     a
-}
-
-/// The D-Bus error name and message of a failed call.
-fn error_of(result: zbus::Result<()>) -> (String, String) {
-    match result.expect_err("the call should have failed") {
-        zbus::Error::MethodError(name, message, _) => {
-            (name.to_string(), message.unwrap_or_default())
-        }
-        // The standard names arrive already decoded.
-        zbus::Error::FDO(e) => {
-            use zbus::DBusError as _;
-            (
-                e.name().to_string(),
-                e.description().unwrap_or_default().to_owned(),
-            )
-        }
-        e => panic!("not a method error: {e:?}"),
-    }
 }
 
 fn signature(item: &HashMap<String, OwnedVariant>, key: &str) -> String {
@@ -330,7 +312,7 @@ async fn every_publish_refusal_leaves_no_file() {
         ),
     ];
     for (what, a, data, name, message) in cases {
-        let (got_name, got_message) = error_of(publish_bytes(&proxy, data, a).await);
+        let (got_name, got_message) = dbus_error(publish_bytes(&proxy, data, a).await);
         assert_eq!(got_name, name, "{what}: {got_message}");
         assert!(
             got_message.contains(message),
@@ -338,7 +320,7 @@ async fn every_publish_refusal_leaves_no_file() {
         );
         assert_eq!(root.data_files(), held, "{what} left a file behind");
     }
-    let (_, exists) = error_of(publish_bytes(&proxy, small, attrs("again.bin")).await);
+    let (_, exists) = dbus_error(publish_bytes(&proxy, small, attrs("again.bin")).await);
     assert_eq!(exists, format!("{} already exists", sha256_hex(small)));
 
     // Two descriptors: one hidden in the dict, which still makes the fd list two long.
@@ -346,7 +328,7 @@ async fn every_publish_refusal_leaves_no_file() {
     let extra = tempfile::tempfile().unwrap();
     let mut a = attrs("two.bin");
     a.insert("x-extra", Variant::from(zbus::Fd::from(extra.as_fd())));
-    let (name, message) = error_of(proxy.publish(zbus::Fd::from(file.as_fd()), a).await);
+    let (name, message) = dbus_error(proxy.publish(zbus::Fd::from(file.as_fd()), a).await);
     assert_eq!(name, invalid, "{message}");
     assert!(message.contains("exactly one file descriptor"), "{message}");
 
@@ -411,11 +393,11 @@ async fn unpublish_removes_known_and_refuses_unknown() {
     })
     .await;
 
-    let (name, message) = error_of(proxy.unpublish(&drop_hash).await);
+    let (name, message) = dbus_error(proxy.unpublish(&drop_hash).await);
     assert_eq!(name, "org.freedesktop.Passim.Error.NotFound");
     assert_eq!(message, format!("{drop_hash} not found"));
 
-    let (name, _) = error_of(proxy.unpublish("not-a-hash").await);
+    let (name, _) = dbus_error(proxy.unpublish("not-a-hash").await);
     assert_eq!(name, "org.freedesktop.DBus.Error.InvalidArgs");
 }
 

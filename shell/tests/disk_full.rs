@@ -15,7 +15,9 @@ use std::os::fd::AsFd as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Mount, Passimd, TestBus, TestRoot, in_namespaces, poll_until, sha256_hex};
+use common::{
+    Mount, Passimd, TestBus, TestRoot, dbus_error, in_namespaces, poll_until, sha256_hex,
+};
 use http_body_util::BodyExt as _;
 use passim_shell::client;
 use passim_shell::dbus::PassimProxy;
@@ -47,7 +49,7 @@ async fn a_publish_larger_than_the_free_space_fails_cleanly_and_leaves_nothing()
     // 1 MiB into the 0.5 MiB left, and 8 MiB: refused while receiving, by the disk.
     let mut messages = Vec::new();
     for data in [&too_big, &pattern(8 << 20, 3)] {
-        let (name, message) = error_of(publish(&proxy, data, "too-big.bin").await);
+        let (name, message) = dbus_error(publish(&proxy, data, "too-big.bin").await);
         assert_disk_full_error(&name, &message);
         assert_eq!(root.data_files(), kept, "something was left behind");
         messages.push(message);
@@ -108,7 +110,7 @@ async fn a_publish_with_no_inode_left_fails_cleanly() {
         match publish(&proxy, &data, &format!("item-{n}.txt")).await {
             Ok(()) => published.push(data),
             Err(e) => {
-                refused = Some(error_of(Err(e)));
+                refused = Some(dbus_error(Err(e)));
                 break;
             }
         }
@@ -263,23 +265,6 @@ async fn publish(proxy: &PassimProxy<'_>, data: &[u8], filename: &str) -> zbus::
     let mut attrs = HashMap::new();
     attrs.insert("filename", Variant::from(filename));
     proxy.publish(zbus::Fd::from(file.as_fd()), attrs).await
-}
-
-/// The D-Bus error name and message of a failed call.
-fn error_of(result: zbus::Result<()>) -> (String, String) {
-    match result.expect_err("the call should have failed") {
-        zbus::Error::MethodError(name, message, _) => {
-            (name.to_string(), message.unwrap_or_default())
-        }
-        zbus::Error::FDO(e) => {
-            use zbus::DBusError as _;
-            (
-                e.name().to_string(),
-                e.description().unwrap_or_default().to_owned(),
-            )
-        }
-        e => panic!("not a method error: {e:?}"),
-    }
 }
 
 /// GETs the item `hash` from the daemon on `port`: status and body.

@@ -11,12 +11,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use common::{Mount, TestRoot, in_namespaces, sha256_hex};
+use common::{
+    HttpPassimd, Mount, TestRoot, get, get_with, in_namespaces, poll_until, put_item, sha256_hex,
+};
 use http_body_util::BodyExt as _;
 use passim_shell::client;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -36,8 +37,8 @@ const WANTED: &[u8] = b"the bytes a good client came for\n";
 #[tokio::test]
 async fn requests_without_a_query_or_with_a_malformed_one_are_refused() {
     let root = TestRoot::new("");
-    let hash = put_item(&root.data_dir(), "wanted.bin", WANTED);
-    let mut d = Daemon::start(&root).await;
+    let hash = put_item(&root.data_dir(), "wanted.bin", WANTED, 86400, 0, 0);
+    let mut d = start(&root).await;
 
     // The remote crash of the C version: an item path without a query string.
     let log_before = d.log().len();
@@ -194,19 +195,19 @@ async fn requests_without_a_query_or_with_a_malformed_one_are_refused() {
     // journal with warnings.
     let log = d.log();
     assert!(!log[log_before..].contains("WARN"), "{log}");
-    d.assert_memory_bounded();
+    assert_memory_bounded(&d);
 }
 
 #[tokio::test]
 async fn dot_dot_and_encoded_slashes_never_reach_the_filesystem() {
     let root = TestRoot::new("");
-    let hash = put_item(&root.data_dir(), "held.txt", WANTED);
+    let hash = put_item(&root.data_dir(), "held.txt", WANTED, 86400, 0, 0);
     let outside = b"a file beside the data directory, never shared\n";
     std::fs::write(root.path().join("outside.txt"), outside).unwrap();
     std::fs::write(root.data_dir().join("loose.txt"), outside).unwrap();
     let outside_hash = sha256_hex(outside);
     let passwd_hash = sha256_hex(&std::fs::read("/etc/passwd").unwrap());
-    let mut d = Daemon::start(&root).await;
+    let mut d = start(&root).await;
 
     // Serving is by hash only: whatever the path says, an unknown hash is 404 (there is no
     // discovery here) and a known hash is the stored item under its stored name.
@@ -283,7 +284,7 @@ async fn symlinks_to_the_key_and_to_shadow_are_never_served() {
     )
     .unwrap();
     // The first start creates the daemon's own key.
-    drop(Daemon::start(&root).await);
+    drop(start(&root).await);
     let key_path = root.path().join("var/lib/passim/secret.key");
     let key = std::fs::read(&key_path).unwrap();
     let shadow = std::fs::read("/etc/shadow").ok();
@@ -309,9 +310,9 @@ async fn symlinks_to_the_key_and_to_shadow_are_never_served() {
     std::fs::write(srv.join("swap.bin"), WANTED).unwrap();
     let swap_hash = sha256_hex(WANTED);
 
-    let mut d = Daemon::start(&root).await;
+    let mut d = start(&root).await;
     let url = |h: &str| d.url(&format!("/x?sha256={h}"));
-    eventually("the static file to be shared", async || {
+    poll_until("the static file to be shared", async || {
         get(&url(&swap_hash)).await.status == 200
     })
     .await;
@@ -347,7 +348,7 @@ async fn symlinks_to_the_key_and_to_shadow_are_never_served() {
         r.status
     );
     assert!(!contains(&r.body, b"PRIVATE KEY"));
-    eventually("the swapped file to be withdrawn", async || {
+    poll_until("the swapped file to be withdrawn", async || {
         get(&url(&swap_hash)).await.status == 404
     })
     .await;
@@ -369,7 +370,7 @@ async fn fifos_and_unreadable_files_block_neither_startup_nor_serving() {
     )
     .unwrap();
     let data = root.data_dir();
-    let held = put_item(&data, "held.txt", WANTED);
+    let held = put_item(&data, "held.txt", WANTED, 86400, 0, 0);
     let shared = b"a static file beside the traps\n";
     std::fs::write(srv.join("shared.txt"), shared).unwrap();
 
@@ -399,10 +400,10 @@ async fn fifos_and_unreadable_files_block_neither_startup_nor_serving() {
     );
 
     let started = Instant::now();
-    let mut d = Daemon::start(&root).await;
+    let mut d = start(&root).await;
     let url = |h: &str| d.url(&format!("/x?sha256={h}"));
     assert_eq!(get(&url(&held)).await.body, WANTED);
-    eventually("the static file to be shared", async || {
+    poll_until("the static file to be shared", async || {
         get(&url(&sha256_hex(shared))).await.status == 200
     })
     .await;
@@ -440,7 +441,7 @@ async fn fifos_and_unreadable_files_block_neither_startup_nor_serving() {
     // And a FIFO appearing in a static directory later does not stall the rescan.
     mkfifo(&srv.join("late-pipe"));
     std::fs::write(srv.join("late.txt"), b"late").unwrap();
-    eventually("the rescan past a new FIFO", async || {
+    poll_until("the rescan past a new FIFO", async || {
         get(&url(&sha256_hex(b"late"))).await.status == 200
     })
     .await;
@@ -474,14 +475,14 @@ async fn a_huge_sparse_static_file_is_hashed_and_served_in_bounded_memory() {
     file.set_len(HUGE).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, MARKER, HUGE - MARKER.len() as u64).unwrap();
     drop(file);
-    let held = put_item(&root.data_dir(), "held.txt", WANTED);
+    let held = put_item(&root.data_dir(), "held.txt", WANTED, 86400, 0, 0);
 
     // First start: the file is hashed in the background. The daemon answers and serves what it
     // holds meanwhile, and its memory does not grow with the file.
     let started = Instant::now();
-    let d = Daemon::start(&root).await;
+    let d = start(&root).await;
     assert!(started.elapsed() < Duration::from_secs(20));
-    let url = |d: &Daemon, h: &str| d.url(&format!("/x?sha256={h}"));
+    let url = |d: &HttpPassimd, h: &str| d.url(&format!("/x?sha256={h}"));
     let r = tokio::time::timeout(Duration::from_secs(5), get(&url(&d, &held)))
         .await
         .expect("serving is stalled by the hashing");
@@ -509,7 +510,7 @@ async fn a_huge_sparse_static_file_is_hashed_and_served_in_bounded_memory() {
         window.elapsed(),
         d.vm_hwm_kib()
     );
-    d.assert_memory_bounded();
+    assert_memory_bounded(&d);
     drop(d);
 
     // A debug build hashes 5 GiB far slower than a test may wait, so the rest starts from the
@@ -523,10 +524,10 @@ async fn a_huge_sparse_static_file_is_hashed_and_served_in_bounded_memory() {
     xattr::set(&huge, "user.checksum.sha256", HUGE_HASH.as_bytes()).unwrap();
     xattr::set(&huge, "user.passim.checksum_stamp", stamp.as_bytes()).unwrap();
 
-    let mut d = Daemon::start(&root).await;
+    let mut d = start(&root).await;
     let big = url(&d, HUGE_HASH);
     // HEAD: a GET would download all 5 GiB.
-    eventually("the cached hash to be trusted", async || {
+    poll_until("the cached hash to be trusted", async || {
         get_with("HEAD", &big, &[]).await.status == 200
     })
     .await;
@@ -560,16 +561,16 @@ async fn a_huge_sparse_static_file_is_hashed_and_served_in_bounded_memory() {
         }
     }
     drop(body);
-    d.assert_memory_bounded();
+    assert_memory_bounded(&d);
     d.assert_alive().await;
 }
 
 #[tokio::test]
 async fn an_empty_item_is_served_with_zero_length_and_ranges_are_unsatisfiable() {
     let root = TestRoot::new("");
-    let empty = put_item(&root.data_dir(), "empty.bin", b"");
+    let empty = put_item(&root.data_dir(), "empty.bin", b"", 86400, 0, 0);
     assert_eq!(empty, sha256_hex(b""));
-    let mut d = Daemon::start(&root).await;
+    let mut d = start(&root).await;
     let url = d.url(&format!("/empty.bin?sha256={empty}"));
 
     let r = get(&url).await;
@@ -594,8 +595,8 @@ async fn an_empty_item_is_served_with_zero_length_and_ranges_are_unsatisfiable()
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order_and_garbage_after_them_is_refused() {
     let root = TestRoot::new("");
-    let hash = put_item(&root.data_dir(), "wanted.bin", WANTED);
-    let mut d = Daemon::start(&root).await;
+    let hash = put_item(&root.data_dir(), "wanted.bin", WANTED, 86400, 0, 0);
+    let mut d = start(&root).await;
 
     let one = format!("GET /a?sha256={hash} HTTP/1.1\r\nHost: x\r\n\r\n");
     let index = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -623,7 +624,7 @@ async fn pipelined_requests_are_answered_in_order_and_garbage_after_them_is_refu
 
     // Exactly the two downloads were counted.
     let audit = root.path().join("var/log/passim/audit.log");
-    eventually("the shares to be logged", async || {
+    poll_until("the shares to be logged", async || {
         std::fs::read_to_string(&audit)
             .unwrap_or_default()
             .matches(" SHARE ")
@@ -637,7 +638,7 @@ async fn pipelined_requests_are_answered_in_order_and_garbage_after_them_is_refu
 #[tokio::test]
 async fn plain_http_and_garbage_on_the_tls_port_are_closed() {
     let root = TestRoot::new("");
-    let mut d = Daemon::start(&root).await;
+    let mut d = start(&root).await;
     let before = d.open_fds();
 
     let mut junk = vec![0u8; 64 * 1024];
@@ -694,8 +695,8 @@ async fn plain_http_and_garbage_on_the_tls_port_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_handshakes_and_slow_headers_are_cut_without_blocking_others() {
     let root = TestRoot::new("");
-    let hash = put_item(&root.data_dir(), "wanted.bin", WANTED);
-    let mut d = Daemon::start(&root).await;
+    let hash = put_item(&root.data_dir(), "wanted.bin", WANTED, 86400, 0, 0);
+    let mut d = start(&root).await;
     let before = d.open_fds();
     let port = d.port;
 
@@ -737,7 +738,7 @@ async fn unfinished_handshakes_and_slow_headers_are_cut_without_blocking_others(
         );
     }
     d.assert_fds_return_to(before).await;
-    d.assert_memory_bounded();
+    assert_memory_bounded(&d);
     d.assert_alive().await;
 }
 
@@ -805,143 +806,14 @@ impl passim_shell::daemon::Discovery for OnePeer {
 
 // ----- Helpers -----
 
-/// A `passimd` serving HTTPS only (no D-Bus, no discovery) on the root's 127.0.0.1 port.
-/// Dropping it kills it.
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+/// Starts a `passimd` serving HTTPS only (no D-Bus, no discovery) on the root's 127.0.0.1 port.
+async fn start(root: &TestRoot) -> HttpPassimd {
+    HttpPassimd::start(root.path(), root.port, &["--no-dbus"], START_TIMEOUT).await
 }
 
-impl Daemon {
-    /// Spawns passimd on `root` and waits until it answers the index page.
-    async fn start(root: &TestRoot) -> Self {
-        let log = root.path().join(format!("passimd-{}.log", unique()));
-        let child = Command::new(env!("CARGO_BIN_EXE_passimd"))
-            .arg("--root")
-            .arg(root.path())
-            .args(["--no-dbus", "--no-discovery"])
-            // Never reach a real bus from a test, even by accident.
-            .env(
-                "DBUS_SYSTEM_BUS_ADDRESS",
-                "unix:path=/nonexistent/passim-test-bus",
-            )
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting passimd");
-        let mut daemon = Self {
-            child,
-            port: root.port,
-            log,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            daemon.assert_running();
-            if let Ok(Ok(r)) =
-                tokio::time::timeout(Duration::from_secs(5), try_get(&daemon.url("/"))).await
-            {
-                if r.status == 200 {
-                    return daemon;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "passimd did not answer:\n{}",
-                daemon.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self, path_and_query: &str) -> String {
-        format!("https://127.0.0.1:{}{path_and_query}", self.port)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("passimd exited ({status}):\n{}", self.log());
-        }
-    }
-
-    /// Still running, and a good client gets the index page within 10 s.
-    async fn assert_alive(&mut self) {
-        self.assert_running();
-        let r = tokio::time::timeout(Duration::from_secs(10), get(&self.url("/")))
-            .await
-            .unwrap_or_else(|_| panic!("passimd stopped answering:\n{}", self.log()));
-        assert_eq!(r.status, 200);
-    }
-
-    /// A line of `/proc/PID/status` in kB.
-    fn status_kib(&self, key: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in {status}"))
-    }
-
-    /// Peak resident memory.
-    fn vm_hwm_kib(&self) -> u64 {
-        self.status_kib("VmHWM:")
-    }
-
-    fn assert_memory_bounded(&self) {
-        let peak = self.vm_hwm_kib();
-        assert!(peak < MEMORY_BOUND_KIB, "VmHWM is {peak} KiB");
-    }
-
-    /// Bytes the daemon has read with read(2) and friends so far.
-    fn bytes_read(&self) -> u64 {
-        let io = std::fs::read_to_string(format!("/proc/{}/io", self.pid())).unwrap();
-        io.lines()
-            .find_map(|l| l.strip_prefix("rchar:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
-    }
-
-    fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .unwrap()
-            .count()
-    }
-
-    /// Waits until the daemon holds no more descriptors than `before` (plus one of slack for a
-    /// connection being accepted by the liveness check).
-    async fn assert_fds_return_to(&self, before: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let now = self.open_fds();
-            if now <= before + 1 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "descriptors leaked: {before} before, {now} now"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn assert_memory_bounded(d: &HttpPassimd) {
+    let peak = d.vm_hwm_kib();
+    assert!(peak < MEMORY_BOUND_KIB, "VmHWM is {peak} KiB");
 }
 
 /// A way for a client to hold a connection without ever completing a request.
@@ -1142,77 +1014,6 @@ fn only_response(ex: &Exchange, what: &str) -> RawResponse {
     responses.remove(0)
 }
 
-/// A response through the project's own client.
-struct Reply {
-    status: u16,
-    headers: hyper::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-async fn try_get(url: &str) -> anyhow::Result<Reply> {
-    let r = client::request("GET", url, &[]).await?;
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.into_body().collect().await?.to_bytes().to_vec();
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
-async fn get(url: &str) -> Reply {
-    get_with("GET", url, &[]).await
-}
-
-async fn get_with(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
-    let r = client::request(method, url, headers)
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e:#}"));
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// Polls `check` every 100 ms until it is true; panics after 15 s.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Writes a published item as the C version stores it (`<hash>-<name>`, little-endian u32
-/// xattrs), unlimited shares, published now. Returns its hash.
-fn put_item(data_dir: &Path, name: &str, content: &[u8]) -> String {
-    std::fs::create_dir_all(data_dir).unwrap();
-    let hash = sha256_hex(content);
-    let path = data_dir.join(format!("{hash}-{name}"));
-    std::fs::write(&path, content).unwrap();
-    xattr::set(&path, "user.max_age", &86400u32.to_le_bytes()).unwrap();
-    xattr::set(&path, "user.share_limit", &0u32.to_le_bytes()).unwrap();
-    xattr::set(&path, "user.cmdline", b"fwupd").unwrap();
-    let f = std::fs::File::options().write(true).open(&path).unwrap();
-    f.set_modified(SystemTime::now()).unwrap();
-    hash
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -1222,10 +1023,4 @@ fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }

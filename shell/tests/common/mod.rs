@@ -2,19 +2,23 @@
 //! relocated root for each daemon, the built binaries run against them, and guards that end
 //! every process the test started even when an assertion fails.
 //!
-//! Nothing here touches a real interface: each daemon listens on 127.0.0.1 only, and passimd has
-//! no discovery that could send multicast.
+//! Nothing here touches a real interface: each daemon listens on 127.0.0.1 only (or runs inside a
+//! private network namespace), and passimd has no discovery that could send multicast.
 
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use http_body_util::BodyExt as _;
 
 use passim_core::{Peer, Sha256};
+use passim_shell::client;
 use passim_shell::daemon::{self, Discovery, Options, Running};
 use passim_shell::dbus::{BUS_NAME, PassimProxy};
 use passim_shell::paths::Paths;
@@ -456,11 +460,7 @@ pub fn stderr(out: &Output) -> String {
 }
 
 /// Polls `check` every 20 ms until it is true; panics after [`READY_TIMEOUT`].
-pub async fn poll_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
+pub async fn poll_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if check().await {
@@ -491,10 +491,28 @@ fn world_readable_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// The D-Bus error name and message of a failed call.
+pub fn dbus_error(result: zbus::Result<()>) -> (String, String) {
+    match result.expect_err("the call should have failed") {
+        zbus::Error::MethodError(name, message, _) => {
+            (name.to_string(), message.unwrap_or_default())
+        }
+        // The standard names arrive already decoded.
+        zbus::Error::FDO(e) => {
+            use zbus::DBusError as _;
+            (
+                e.name().to_string(),
+                e.description().unwrap_or_default().to_owned(),
+            )
+        }
+        e => panic!("not a method error: {e:?}"),
+    }
+}
+
 /// A port that was free a moment ago, below the kernel's ephemeral range (32768 and up), so
 /// the tests' own outgoing connections cannot take it before the daemon binds it. Each call in
 /// a test binary tries the next port of a walk that starts at a point set by the process id.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;
     const SPAN: u32 = 12_000;
@@ -514,7 +532,7 @@ fn free_port() -> u16 {
     panic!("no free port below the ephemeral range");
 }
 
-fn unique() -> u64 {
+pub fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -522,6 +540,256 @@ fn unique() -> u64 {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+// ----- passimd over HTTPS alone (daemon.rs, hostile.rs) -----
+
+/// A `passimd` serving HTTPS only: no discovery, and a system bus address that leads nowhere
+/// (`--no-dbus` among the arguments skips the bus altogether). Dropping it kills it.
+pub struct HttpPassimd {
+    child: Child,
+    /// The port its config names.
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl HttpPassimd {
+    /// Spawns passimd under `root`, whose config listens on `port`, with `args`, and waits up to
+    /// `ready_within` until it answers the index page.
+    pub async fn start(root: &Path, port: u16, args: &[&str], ready_within: Duration) -> Self {
+        let log = root.join(format!("passimd-{}.log", unique()));
+        let child = Command::new(env!("CARGO_BIN_EXE_passimd"))
+            .arg("--root")
+            .arg(root)
+            .arg("--no-discovery")
+            .args(args)
+            // Never reach a real bus from a test, even by accident.
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                "unix:path=/nonexistent/passim-test-bus",
+            )
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            // The log level is the one `args` asks for.
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting passimd");
+        let mut daemon = Self { child, port, log };
+        let deadline = Instant::now() + ready_within;
+        loop {
+            daemon.assert_running();
+            if let Ok(Ok(r)) =
+                tokio::time::timeout(Duration::from_secs(5), try_get(&daemon.url("/"))).await
+            {
+                if r.status == 200 {
+                    return daemon;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "passimd did not answer:\n{}",
+                daemon.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `https://127.0.0.1:PORT` + `path_and_query`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("https://127.0.0.1:{}{path_and_query}", self.port)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        read(&self.log)
+    }
+
+    /// Panics with the log if it exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("passimd exited ({status}):\n{}", self.log());
+        }
+    }
+
+    /// Still running, and a good client gets the index page within 10 s.
+    pub async fn assert_alive(&mut self) {
+        self.assert_running();
+        let r = tokio::time::timeout(Duration::from_secs(10), get(&self.url("/")))
+            .await
+            .unwrap_or_else(|_| panic!("passimd stopped answering:\n{}", self.log()));
+        assert_eq!(r.status, 200);
+    }
+
+    /// Sends SIGTERM, as systemd does, and returns how it exited.
+    pub fn stop(mut self) -> ExitStatus {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "passimd did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A line of `/proc/PID/status` in kB.
+    pub fn status_kib(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {status}"))
+    }
+
+    /// Peak resident memory.
+    pub fn vm_hwm_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Bytes the daemon has read with read(2) and friends so far.
+    pub fn bytes_read(&self) -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.pid())).unwrap();
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Descriptors it holds open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// Waits until the daemon holds no more descriptors than `before` (plus one of slack for a
+    /// connection being accepted by the liveness check).
+    pub async fn assert_fds_return_to(&self, before: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.open_fds();
+            if now <= before + 1 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "descriptors leaked: {before} before, {now} now"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for HttpPassimd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response through the project's own client, body read.
+pub struct Reply {
+    /// The status.
+    pub status: u16,
+    /// The headers.
+    pub headers: hyper::HeaderMap,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A header's value, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// A header's value; panics, naming the headers there are, if it is absent.
+    pub fn expect_header(&self, name: &str) -> &str {
+        self.header(name)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// GET `url`; panics if the exchange fails.
+pub async fn get(url: &str) -> Reply {
+    get_from(None, "GET", url, &[]).await
+}
+
+/// `method` `url` with `headers`; panics if the exchange fails.
+pub async fn get_with(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
+    get_from(None, method, url, headers).await
+}
+
+/// [`get_with`] from the local address `local`, to appear as a LAN peer.
+pub async fn get_from(
+    local: Option<IpAddr>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    try_request(local, method, url, headers)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e:#}"))
+}
+
+/// GET `url`, the error returned.
+pub async fn try_get(url: &str) -> anyhow::Result<Reply> {
+    try_request(None, "GET", url, &[]).await
+}
+
+async fn try_request(
+    local: Option<IpAddr>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Reply> {
+    let r = client::request_from(local, method, url, headers).await?;
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.into_body().collect().await?.to_bytes().to_vec();
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Writes a published item as the C version stores it: `<hash>-<name>` with little-endian u32
+/// xattrs, and mtime `age` seconds ago as its publish time. Returns its hash.
+pub fn put_item(
+    data_dir: &Path,
+    name: &str,
+    content: &[u8],
+    max_age: u32,
+    share_limit: u32,
+    age: u64,
+) -> String {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let hash = sha256_hex(content);
+    let path = data_dir.join(format!("{hash}-{name}"));
+    std::fs::write(&path, content).unwrap();
+    xattr::set(&path, "user.max_age", &max_age.to_le_bytes()).unwrap();
+    xattr::set(&path, "user.share_limit", &share_limit.to_le_bytes()).unwrap();
+    xattr::set(&path, "user.cmdline", b"fwupd").unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(age))
+        .unwrap();
+    hash
 }
 
 // ----- Private namespaces and mounts (hostile.rs, disk_full.rs) -----
