@@ -10,13 +10,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    HttpPassimd, Mount, TestRoot, get, get_with, in_namespaces, poll_until, put_item, sha256_hex,
+    FixedPeers, HttpPassimd, Mount, TestRoot, get, get_with, in_namespaces, poll_until, put_item,
+    sha256_hex,
 };
 use http_body_util::BodyExt as _;
 use passim_shell::client;
@@ -38,7 +38,7 @@ const WANTED: &[u8] = b"the bytes a good client came for\n";
 async fn requests_without_a_query_or_with_a_malformed_one_are_refused() {
     let root = TestRoot::new("");
     let hash = put_item(&root.data_dir(), "wanted.bin", WANTED, 86400, 0, 0);
-    let mut d = start(&root).await;
+    let mut d = start_passimd(&root).await;
 
     // The remote crash of the C version: an item path without a query string.
     let log_before = d.log().len();
@@ -207,7 +207,7 @@ async fn dot_dot_and_encoded_slashes_never_reach_the_filesystem() {
     std::fs::write(root.data_dir().join("loose.txt"), outside).unwrap();
     let outside_hash = sha256_hex(outside);
     let passwd_hash = sha256_hex(&std::fs::read("/etc/passwd").unwrap());
-    let mut d = start(&root).await;
+    let mut d = start_passimd(&root).await;
 
     // Serving is by hash only: whatever the path says, an unknown hash is 404 (there is no
     // discovery here) and a known hash is the stored item under its stored name.
@@ -284,7 +284,7 @@ async fn symlinks_to_the_key_and_to_shadow_are_never_served() {
     )
     .unwrap();
     // The first start creates the daemon's own key.
-    drop(start(&root).await);
+    drop(start_passimd(&root).await);
     let key_path = root.path().join("var/lib/passim/secret.key");
     let key = std::fs::read(&key_path).unwrap();
     let shadow = std::fs::read("/etc/shadow").ok();
@@ -310,7 +310,7 @@ async fn symlinks_to_the_key_and_to_shadow_are_never_served() {
     std::fs::write(srv.join("swap.bin"), WANTED).unwrap();
     let swap_hash = sha256_hex(WANTED);
 
-    let mut d = start(&root).await;
+    let mut d = start_passimd(&root).await;
     let url = |h: &str| d.url(&format!("/x?sha256={h}"));
     poll_until("the static file to be shared", async || {
         get(&url(&swap_hash)).await.status == 200
@@ -400,7 +400,7 @@ async fn fifos_and_unreadable_files_block_neither_startup_nor_serving() {
     );
 
     let started = Instant::now();
-    let mut d = start(&root).await;
+    let mut d = start_passimd(&root).await;
     let url = |h: &str| d.url(&format!("/x?sha256={h}"));
     assert_eq!(get(&url(&held)).await.body, WANTED);
     poll_until("the static file to be shared", async || {
@@ -480,7 +480,7 @@ async fn a_huge_sparse_static_file_is_hashed_and_served_in_bounded_memory() {
     // First start: the file is hashed in the background. The daemon answers and serves what it
     // holds meanwhile, and its memory does not grow with the file.
     let started = Instant::now();
-    let d = start(&root).await;
+    let d = start_passimd(&root).await;
     assert!(started.elapsed() < Duration::from_secs(20));
     let url = |d: &HttpPassimd, h: &str| d.url(&format!("/x?sha256={h}"));
     let r = tokio::time::timeout(Duration::from_secs(5), get(&url(&d, &held)))
@@ -524,7 +524,7 @@ async fn a_huge_sparse_static_file_is_hashed_and_served_in_bounded_memory() {
     xattr::set(&huge, "user.checksum.sha256", HUGE_HASH.as_bytes()).unwrap();
     xattr::set(&huge, "user.passim.checksum_stamp", stamp.as_bytes()).unwrap();
 
-    let mut d = start(&root).await;
+    let mut d = start_passimd(&root).await;
     let big = url(&d, HUGE_HASH);
     // HEAD: a GET would download all 5 GiB.
     poll_until("the cached hash to be trusted", async || {
@@ -570,7 +570,7 @@ async fn an_empty_item_is_served_with_zero_length_and_ranges_are_unsatisfiable()
     let root = TestRoot::new("");
     let empty = put_item(&root.data_dir(), "empty.bin", b"", 86400, 0, 0);
     assert_eq!(empty, sha256_hex(b""));
-    let mut d = start(&root).await;
+    let mut d = start_passimd(&root).await;
     let url = d.url(&format!("/empty.bin?sha256={empty}"));
 
     let r = get(&url).await;
@@ -596,7 +596,7 @@ async fn an_empty_item_is_served_with_zero_length_and_ranges_are_unsatisfiable()
 async fn pipelined_requests_are_answered_in_order_and_garbage_after_them_is_refused() {
     let root = TestRoot::new("");
     let hash = put_item(&root.data_dir(), "wanted.bin", WANTED, 86400, 0, 0);
-    let mut d = start(&root).await;
+    let mut d = start_passimd(&root).await;
 
     let one = format!("GET /a?sha256={hash} HTTP/1.1\r\nHost: x\r\n\r\n");
     let index = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -638,7 +638,7 @@ async fn pipelined_requests_are_answered_in_order_and_garbage_after_them_is_refu
 #[tokio::test]
 async fn plain_http_and_garbage_on_the_tls_port_are_closed() {
     let root = TestRoot::new("");
-    let mut d = start(&root).await;
+    let mut d = start_passimd(&root).await;
     let before = d.open_fds();
 
     let mut junk = vec![0u8; 64 * 1024];
@@ -696,7 +696,7 @@ async fn plain_http_and_garbage_on_the_tls_port_are_closed() {
 async fn unfinished_handshakes_and_slow_headers_are_cut_without_blocking_others() {
     let root = TestRoot::new("");
     let hash = put_item(&root.data_dir(), "wanted.bin", WANTED, 86400, 0, 0);
-    let mut d = start(&root).await;
+    let mut d = start_passimd(&root).await;
     let before = d.open_fds();
     let port = d.port;
 
@@ -751,7 +751,10 @@ async fn a_hostile_name_in_the_url_is_encoded_in_the_redirect() {
 
     let root = TestRoot::new("");
     let mut options = Options::new(Paths::under(root.path()));
-    options.discovery = Arc::new(OnePeer("10.0.0.9:27500".parse().unwrap()));
+    options.discovery = Arc::new(FixedPeers(vec![passim_core::Peer {
+        name: "Passim-PEER".into(),
+        addr: "10.0.0.9:27500".parse().unwrap(),
+    }]));
     let running = start(options).await.unwrap();
     let wanted = sha256_hex(b"held by a peer");
     let target = format!(
@@ -782,32 +785,10 @@ async fn a_hostile_name_in_the_url_is_encoded_in_the_redirect() {
     running.shutdown().await;
 }
 
-/// Discovery that finds one peer for every hash.
-struct OnePeer(SocketAddr);
-
-impl passim_shell::daemon::Discovery for OnePeer {
-    fn advertise(&self, _hash: &passim_core::Sha256) {}
-
-    fn withdraw(&self, _hash: &passim_core::Sha256) {}
-
-    fn lookup<'a>(
-        &'a self,
-        _hash: &'a passim_core::Sha256,
-        _timeout: Duration,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<passim_core::Peer>> + Send + 'a>>
-    {
-        let peer = passim_core::Peer {
-            name: "Passim-PEER".into(),
-            addr: self.0,
-        };
-        Box::pin(std::future::ready(vec![peer]))
-    }
-}
-
 // ----- Helpers -----
 
 /// Starts a `passimd` serving HTTPS only (no D-Bus, no discovery) on the root's 127.0.0.1 port.
-async fn start(root: &TestRoot) -> HttpPassimd {
+async fn start_passimd(root: &TestRoot) -> HttpPassimd {
     HttpPassimd::start(root.path(), root.port, &["--no-dbus"], START_TIMEOUT).await
 }
 

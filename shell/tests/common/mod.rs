@@ -404,7 +404,7 @@ impl InProcess {
 }
 
 /// Discovery that always finds the same peers.
-struct FixedPeers(Vec<Peer>);
+pub struct FixedPeers(pub Vec<Peer>);
 
 impl Discovery for FixedPeers {
     fn advertise(&self, _hash: &Sha256) {}
