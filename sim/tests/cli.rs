@@ -10,17 +10,19 @@ fn run(args: &[&str]) -> std::process::Output {
         .expect("passim-sim runs")
 }
 
+const OFFLOAD: [&str; 7] = [
+    "offload",
+    "--hosts",
+    "300",
+    "--share-limit",
+    "50",
+    "--seed",
+    "1",
+];
+
 #[test]
 fn offload_ends_with_one_machine_readable_line() {
-    let out = run(&[
-        "offload",
-        "--hosts",
-        "300",
-        "--share-limit",
-        "50",
-        "--seed",
-        "1",
-    ]);
+    let out = run(&OFFLOAD);
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -59,15 +61,7 @@ fn offload_ends_with_one_machine_readable_line() {
     assert!(p99 > 0.0 && p99 < 1000.0, "{last}");
 
     // The same seed prints the same figures.
-    let again = run(&[
-        "offload",
-        "--hosts",
-        "300",
-        "--share-limit",
-        "50",
-        "--seed",
-        "1",
-    ]);
+    let again = run(&OFFLOAD);
     assert_eq!(
         String::from_utf8(again.stdout).unwrap().lines().last(),
         Some(last)
