@@ -147,11 +147,17 @@ impl<'a> Run<'a> {
         let schedule = Schedule::new(params);
         let dir = tempfile::tempdir().context("creating the simulation's folder")?;
 
-        let mut versions: BTreeMap<u64, Arc<Vec<u8>>> = BTreeMap::new();
-        versions.insert(0, Arc::new(schedule.content.clone()));
-        for e in &asks {
-            versions.entry(e.version).or_insert_with(|| {
-                Arc::new(model::content(params.seed, params.item_size, e.version))
+        // Each version's hash and bytes, hashed once: the clients ask by hash, the CDN serves
+        // by it.
+        let mut versions: BTreeMap<u64, (Sha256, Bytes)> = BTreeMap::new();
+        for version in std::iter::once(0).chain(asks.iter().map(|a| a.version)) {
+            versions.entry(version).or_insert_with(|| {
+                let bytes = if version == 0 {
+                    schedule.content.clone()
+                } else {
+                    model::content(params.seed, params.item_size, version)
+                };
+                (model::sha256(&bytes), Bytes::from(bytes))
             });
         }
         let mut plan: Vec<Planned> = asks
@@ -159,7 +165,7 @@ impl<'a> Run<'a> {
             .map(|a| Planned {
                 host: a.host,
                 at: a.at,
-                hash: model::sha256(&versions[&a.version]),
+                hash: versions[&a.version].0,
             })
             .collect();
         plan.sort_by_key(|p| (p.at, p.host));
@@ -192,9 +198,14 @@ impl<'a> Run<'a> {
             peer_refusals: 0,
         }));
 
-        let cdn_versions = Arc::new(versions);
+        let cdn_files: Arc<BTreeMap<String, Bytes>> = Arc::new(
+            versions
+                .into_values()
+                .map(|(hash, bytes)| (hash.to_string(), bytes))
+                .collect(),
+        );
         let cdn_dir = dir.path().join("cdn");
-        sim.host("cdn", move || cdn(cdn_dir.clone(), cdn_versions.clone()));
+        sim.host("cdn", move || cdn(cdn_dir.clone(), cdn_files.clone()));
 
         for h in 0..params.hosts {
             let host = Host {
@@ -547,24 +558,13 @@ fn spoil(path: &Path, size: usize) -> io::Result<()> {
     file.write_all_at(&vec![0x5a; size], 0)
 }
 
-/// The CDN: any GET gets the version whose hash is in `?v=`, over HTTPS.
-async fn cdn(root: PathBuf, versions: Arc<BTreeMap<u64, Arc<Vec<u8>>>>) -> turmoil::Result {
+/// The CDN: any GET gets the file whose hash is in `?v=` (`by_hash`, keyed by hex), over HTTPS.
+async fn cdn(root: PathBuf, by_hash: Arc<BTreeMap<String, Bytes>>) -> turmoil::Result {
     std::fs::create_dir_all(&root)?;
     let (certs, key) = tls::load_or_create(&root.join("key.pem"), &root.join("cert.pem"))
         .map_err(|e| format!("{e:#}"))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(
         tls::server_config(certs, key).map_err(|e| format!("{e:#}"))?,
-    );
-    let by_hash: Arc<BTreeMap<String, Bytes>> = Arc::new(
-        versions
-            .values()
-            .map(|c| {
-                (
-                    model::sha256(c).to_string(),
-                    Bytes::from(c.as_ref().clone()),
-                )
-            })
-            .collect(),
     );
     let listener = turmoil::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 443)).await?;
     loop {
